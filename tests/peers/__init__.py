@@ -1,0 +1,1 @@
+"""Real peers the test suite talks to over loopback (processes, not mocks)."""
