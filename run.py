@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -56,6 +57,29 @@ def ensure_environment(lock: Path) -> None:
     stamp.write_text(digest)
 
 
+def ensure_node_peers() -> None:
+    """The real test peers (oidc-provider, the MCP conformance harness and a
+    Node 22 runtime for it) come from tests/node/package-lock.json. Tests
+    that need them skip without npm, except in CI."""
+    folder = ROOT / "tests" / "node"
+    npm = shutil.which("npm")
+    if npm is None:
+        print("npm not found: tests that need Node peers will be skipped.", flush=True)
+        return
+    lock = folder / "package-lock.json"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    stamp = folder / "node_modules" / ".installed"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    print("Installing tests/node (npm ci) …", flush=True)
+    subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=folder,
+        check=True,
+    )
+    stamp.write_text(digest)
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in LOCKS:
         print(__doc__)
@@ -66,6 +90,7 @@ def main(argv: list[str]) -> int:
     if command == "serve":
         args = [str(PYTHON), "manage.py", "dev", *rest]
     else:
+        ensure_node_peers()
         args = [str(PYTHON), "-m", "pytest", *rest]
     try:
         return subprocess.run(args).returncode

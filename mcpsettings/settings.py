@@ -60,6 +60,18 @@ if _site.scheme not in {"http", "https"} or not _site.hostname:
     raise ImproperlyConfigured("SITE_URL must be an absolute http(s) URL.")
 CSRF_TRUSTED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
 
+# OAuth: the redirect URI registered with authorization servers, and the
+# client ID metadata document (CIMD) URL. CIMD needs an https URL with a
+# path; by default it is served by this app when SITE_URL is https.
+OAUTH_REDIRECT_URI = f"{SITE_URL}/oauth/callback"
+OAUTH_CLIENT_METADATA_URL = env(
+    "OAUTH_CLIENT_METADATA_URL",
+    f"{SITE_URL}/oauth/client-metadata.json" if _site.scheme == "https" else "",
+)
+OAUTH_CLIENT_NAME = env("OAUTH_CLIENT_NAME", "MCP Settings")
+# How long a started authorization may wait for its callback.
+OAUTH_PENDING_TTL_SECONDS = 600
+
 # Keys for encrypted model fields: newest first, every key decrypts.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
 

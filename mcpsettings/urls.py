@@ -9,4 +9,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("mcpsettings.accounts")),
     path("servers/", include("servers.urls")),
+    path("oauth/", include("oauth.urls")),
 ]

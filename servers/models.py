@@ -56,6 +56,9 @@ class McpServer(models.Model):
     )
     status_message = models.CharField(max_length=500, blank=True)
     tools = models.JSONField(default=list, blank=True)
+    # The last Bearer challenge the server sent (resource_metadata, scope,
+    # error): where authorization starts. Public information, never a secret.
+    auth_challenge = models.JSONField(default=dict, blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -7,6 +7,8 @@ records an audit event.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -20,6 +22,12 @@ Kind = AuditEvent.Kind
 
 def _allow_private() -> str:
     return settings.OUTBOUND_ALLOW_PRIVATE_NETWORKS
+
+
+def _resource_of(url: str) -> tuple[str, str, str]:
+    """Origin and path: what an OAuth token is bound to (the query is not)."""
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc, parts.path
 
 
 def _free_name(owner, base: str, *, exclude_pk=None) -> str:
@@ -105,7 +113,8 @@ def update_server(
 ) -> McpServer:
     """Edit a server. A new URL or transport resets what was learnt about it.
 
-    Renaming never touches the connection.
+    Renaming never touches the connection. A new origin or path (the OAuth
+    resource) also drops OAuth tokens, which are revoked after commit.
     """
     url = rules.normalize_server_url(url, allow_private=_allow_private())
     new_name, custom = _resolve_name(server.owner, name, url, exclude_pk=server.pk)
@@ -123,8 +132,13 @@ def update_server(
         server.status_message = ""
         server.tools = []
         server.last_checked_at = None
+    resource_changed = url_changed and _resource_of(url) != _resource_of(server.url)
     server.name, server.name_is_custom, server.url = new_name, custom, url
     server.save()
+    if resource_changed:
+        from oauth.services import drop_credential_for_new_resource
+
+        drop_credential_for_new_resource(server=server, actor=actor)
     if changes:
         record(Kind.SERVER_EDITED, actor=actor, server=server, detail=changes)
     return server
@@ -173,5 +187,8 @@ def set_enabled(*, server: McpServer, actor, enabled: bool) -> McpServer:
 
 @transaction.atomic
 def delete_server(*, server: McpServer, actor) -> None:
+    from oauth.services import detach_credential
+
+    detach_credential(server=server, actor=actor, message="")
     record(Kind.SERVER_DELETED, actor=actor, server=server, detail={"url": server.url})
     server.delete()

@@ -48,3 +48,12 @@ def server_factory(user):
         )
 
     return make
+
+
+@pytest.fixture
+def world(monkeypatch, settings):
+    """A fake authorization server + MCP server (``tests.oauth.world``),
+    reached by every outbound client the app makes."""
+    from tests.oauth.world import make_world
+
+    return make_world(monkeypatch, settings)

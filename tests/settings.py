@@ -27,3 +27,14 @@ STORAGES = {
 }
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not the in-memory default: refresh races are tested with real
+    # threads, which an in-memory shared-cache database cannot serve.
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(
+            tempfile.gettempdir(), f"mcpsettings-test-{os.getpid()}.sqlite3"
+        )
+    }

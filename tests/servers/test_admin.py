@@ -1,9 +1,13 @@
 """Every admin page renders, and no secret value ever appears in its HTML."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib import admin
 from django.urls import reverse
+from django.utils import timezone
 
+from oauth.models import ClientRegistration, OAuthCredential, PendingAuthorization
 from servers import services
 from servers.models import AuditEvent
 
@@ -26,7 +30,40 @@ def data(user):
     server = services.create_server(
         owner=user, url="https://a.example.com/mcp", token=SECRET
     )
-    services.create_server(owner=user, url="https://b.example.com/mcp")
+    other = services.create_server(owner=user, url="https://b.example.com/mcp")
+    registration = ClientRegistration.objects.create(
+        issuer="https://as.example.com",
+        redirect_uri="http://testserver/oauth/callback",
+        kind="dcr",
+        client_id="client-1",
+        client_secret=SECRET + "-client-secret",
+        token_endpoint_auth_method="client_secret_basic",
+    )
+    now = timezone.now()
+    OAuthCredential.objects.create(
+        server=other,
+        registration=registration,
+        access_token=SECRET + "-access",
+        refresh_token=SECRET + "-refresh",
+        issued_at=now,
+        expires_at=now + timedelta(hours=1),
+        issuer=registration.issuer,
+        token_endpoint="https://as.example.com/token",
+        resource=other.url,
+    )
+    PendingAuthorization.objects.create(
+        state=SECRET + "-state",
+        user=user,
+        server=other,
+        registration=registration,
+        code_verifier=SECRET + "-verifier",
+        issuer=registration.issuer,
+        authorization_endpoint="https://as.example.com/authorize",
+        token_endpoint="https://as.example.com/token",
+        resource=other.url,
+        redirect_uri=registration.redirect_uri,
+        expires_at=now + timedelta(minutes=10),
+    )
     return server
 
 
@@ -43,7 +80,7 @@ def admin_pages(obj_by_model):
 
 def test_every_admin_page_renders_without_secrets(staff_client, data):
     pages = list(admin_pages({}))
-    assert len(pages) >= 8
+    assert len(pages) >= 20
     for url in pages:
         response = staff_client.get(url)
         assert response.status_code in {200, 403}, url
@@ -83,3 +120,41 @@ def test_audit_log_is_read_only(staff_client, data):
         ).status_code
         == 403
     )
+
+
+def test_admin_can_add_a_pre_registered_client_with_a_write_only_secret(staff_client):
+    url = reverse("admin:oauth_clientregistration_add")
+    form = staff_client.get(url).content.decode()
+    assert "http://testserver/oauth/callback" in form
+    response = staff_client.post(
+        url,
+        {
+            "issuer": "https://login.example.com",
+            "redirect_uri": "http://testserver/oauth/callback",
+            "kind": "pre-registered",
+            "client_id": "my-app",
+            "token_endpoint_auth_method": "client_secret_basic",
+            "new_client_secret": SECRET,
+        },
+    )
+    assert response.status_code == 302
+    registration = ClientRegistration.objects.get(client_id="my-app")
+    assert registration.client_secret == SECRET
+    change = staff_client.get(
+        reverse("admin:oauth_clientregistration_change", args=[registration.pk])
+    )
+    assert SECRET not in change.content.decode()
+    # Saving without typing a secret keeps it.
+    staff_client.post(
+        reverse("admin:oauth_clientregistration_change", args=[registration.pk]),
+        {
+            "issuer": "https://login.example.com",
+            "redirect_uri": "http://testserver/oauth/callback",
+            "kind": "pre-registered",
+            "client_id": "my-app",
+            "token_endpoint_auth_method": "client_secret_basic",
+            "new_client_secret": "",
+        },
+    )
+    registration.refresh_from_db()
+    assert registration.client_secret == SECRET
