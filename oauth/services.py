@@ -448,12 +448,20 @@ class RevocableTokens:
 def store_credential(
     *, pending: PendingAuthorization, tokens: oauth.Tokens
 ) -> RevocableTokens | None:
-    """Replace the server's credential whole; return the old one to revoke."""
+    """Replace the server's credential whole; return the old one to revoke.
+
+    The old tokens are revoked only when they belong to another client (a
+    new issuer or registration). With the same client, an AS may carry the
+    grant on into the new tokens, and revoking the old refresh token would
+    revoke that grant with it (RFC 7009 §2.1).
+    """
     now = timezone.now()
     with transaction.atomic():
         server = McpServer.objects.select_for_update().get(pk=pending.server_id)
         old = OAuthCredential.objects.filter(server=server).first()
-        previous = _revocable(old)
+        previous = None
+        if old is not None and old.registration_id != pending.registration_id:
+            previous = _revocable(old)
         if old is not None:
             old.delete()
         OAuthCredential.objects.create(
@@ -518,7 +526,16 @@ def revoke_quietly(
                 token=token,
                 token_type_hint=hint,
             )
-        except (oauth.OAuthError, httpx.HTTPError) as exc:
+        except oauth.OAuthError as exc:
+            if exc.error == "unsupported_token_type":
+                # RFC 7009 §2.2.1: the AS does not revoke this kind (e.g.
+                # self-contained JWT access tokens); they expire on their own.
+                continue
+            revoked = False
+            logger.warning(
+                "Revocation at %s failed: %s", tokens.revocation_endpoint, exc.error
+            )
+        except httpx.HTTPError as exc:
             revoked = False
             logger.warning(
                 "Revocation at %s failed: %s",

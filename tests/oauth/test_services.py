@@ -240,7 +240,9 @@ def test_scope_comes_from_the_challenge_and_step_up_keeps_the_previous_one(world
     assert parse_qs(urlsplit(url).query)["scope"] == ["mcp:read mcp:write"]
 
 
-def test_reauthorizing_replaces_the_credential_and_revokes_the_old_one(world, user):
+def test_reauthorizing_with_the_same_client_replaces_without_revoking(world, user):
+    # The AS may continue the grant: revoking the old refresh token would
+    # revoke the new tokens with it.
     server, _ = connect(world, user)
     old = OAuthCredential.objects.get(server=server)
     params = authorize_in_browser(
@@ -249,6 +251,22 @@ def test_reauthorizing_replaces_the_credential_and_revokes_the_old_one(world, us
     services.complete_authorization(user=user, params=params)
     new = OAuthCredential.objects.get(server=server)
     assert new.access_token != old.access_token
+    assert world.authorization_server.revoked == []
+
+
+def test_reauthorizing_with_another_client_revokes_the_old_tokens(world, user):
+    server, _ = connect(world, user)
+    old = OAuthCredential.objects.get(server=server)
+    # The AS forgot our client and we registered again: a different client.
+    ClientRegistration.objects.filter(pk=old.registration_id).update(
+        redirect_uri="https://elsewhere.example.com/cb"
+    )
+    params = authorize_in_browser(
+        world, services.start_authorization(user=user, server=server)
+    )
+    services.complete_authorization(user=user, params=params)
+    new = OAuthCredential.objects.get(server=server)
+    assert new.registration_id != old.registration_id
     assert old.refresh_token in world.authorization_server.revoked
 
 
