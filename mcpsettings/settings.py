@@ -182,10 +182,48 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Keep a worker's database connection across tasks: Celery's Django fixup
+# otherwise reconnects around every task, which halves refresh throughput
+# (tests/bench/refresh.py).
+CELERY_DB_REUSE_MAX = 1000
+
+# OAuth token refresh (oauth.refresh): every OAUTH_REFRESH_SWEEP_SECONDS the
+# beat sweeps for tokens whose expiry is within the lead window, a share of
+# their lifetime but at least OAUTH_REFRESH_MIN_LEAD_SECONDS. Failed refreshes
+# back off exponentially (with jitter) between the base and the cap.
+try:
+    OAUTH_REFRESH_SWEEP_SECONDS = float(env("OAUTH_REFRESH_SWEEP_SECONDS", "60"))
+    OAUTH_REFRESH_LEAD_SHARE = float(env("OAUTH_REFRESH_LEAD_SHARE", "0.25"))
+    OAUTH_REFRESH_MIN_LEAD_SECONDS = float(env("OAUTH_REFRESH_MIN_LEAD_SECONDS", "300"))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"OAUTH_REFRESH_* must be numbers ({exc}).") from exc
+if not (
+    0 < OAUTH_REFRESH_LEAD_SHARE < 1
+    and OAUTH_REFRESH_SWEEP_SECONDS > 0
+    and OAUTH_REFRESH_MIN_LEAD_SECONDS >= 0
+):
+    raise ImproperlyConfigured(
+        "OAUTH_REFRESH_LEAD_SHARE must be between 0 and 1, "
+        "OAUTH_REFRESH_SWEEP_SECONDS above 0, OAUTH_REFRESH_MIN_LEAD_SECONDS 0 or more."
+    )
+OAUTH_REFRESH_BACKOFF_BASE_SECONDS = 30.0
+OAUTH_REFRESH_BACKOFF_MAX_SECONDS = 3600.0
+# Deadline of one token request; well under the 60 s refresh lease, so a
+# slow request can never outlive the lease and overlap another worker's.
+OAUTH_REFRESH_TIMEOUT_SECONDS = 20.0
+# Refresh tasks published per broker connection by one sweep.
+OAUTH_REFRESH_BATCH_SIZE = 500
+
 CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {
         "task": "mcpsettings.tasks.clear_expired_sessions",
         "schedule": 3600.0,
+    },
+    "refresh-oauth-tokens": {
+        "task": "oauth.tasks.refresh_due_credentials",
+        "schedule": OAUTH_REFRESH_SWEEP_SECONDS,
+        # A sweep still queued when the next one is due is pointless.
+        "options": {"expires": OAUTH_REFRESH_SWEEP_SECONDS},
     },
 }
 

@@ -5,8 +5,10 @@ client secrets are never displayed: only whether they are set."""
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
-from django.db.models import Count
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 
 from .models import ClientRegistration, OAuthCredential, PendingAuthorization
 
@@ -90,21 +92,39 @@ class ClientRegistrationAdmin(admin.ModelAdmin):
         return getattr(obj, "_credentials", None)
 
 
+class RefreshFailingFilter(admin.SimpleListFilter):
+    title = "refresh"
+    parameter_name = "refresh"
+
+    def lookups(self, request, model_admin):
+        return [("failing", "Failing (retrying)"), ("ok", "No failures")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "failing":
+            return queryset.filter(attempts__gt=0)
+        if self.value() == "ok":
+            return queryset.filter(attempts=0)
+        return queryset
+
+
 @admin.register(OAuthCredential)
 class OAuthCredentialAdmin(admin.ModelAdmin):
     list_display = (
         "server",
         "owner",
         "issuer",
+        "users_connected",
         "status",
         "expires_at",
         "last_refreshed_at",
         "attempts",
         "last_error",
+        "next_attempt_at",
     )
-    list_filter = ("status", "issuer")
+    list_filter = ("status", RefreshFailingFilter, "issuer")
     search_fields = ("server__name", "server__url", "server__owner__username", "issuer")
     list_select_related = ("server", "server__owner")
+    actions = ("refresh_now", "revoke")
     fields = (
         "server",
         "status",
@@ -116,6 +136,7 @@ class OAuthCredentialAdmin(admin.ModelAdmin):
         "tokens",
         "expires_at",
         "issued_at",
+        "refresh_due_at",
         "last_refreshed_at",
         "attempts",
         "next_attempt_at",
@@ -127,20 +148,89 @@ class OAuthCredentialAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        # Users connected to the same server: credentials for the same
+        # resource (every user has their own server row for a shared URL).
+        same_resource = (
+            OAuthCredential.objects.filter(
+                resource=OuterRef("resource"), status=OAuthCredential.Status.ACTIVE
+            )
+            .order_by()
+            .values("resource")
+            .annotate(users=Count("pk"))
+            .values("users")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_users=Coalesce(Subquery(same_resource), 0))
+        )
+
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # Deleting here would skip revocation at the authorization server;
+        # the "revoke" action does both.
+        return False
+
+    def has_refresh_permission(self, request):
+        return request.user.has_perm("oauth.change_oauthcredential")
+
+    has_revoke_permission = has_refresh_permission
+
     @admin.display(description="Owner")
     def owner(self, obj):
         return obj.server.owner
+
+    @admin.display(description="Users connected", ordering="_users")
+    def users_connected(self, obj):
+        return getattr(obj, "_users", None)
 
     @admin.display(description="Tokens")
     def tokens(self, obj):
         refresh = "refresh token set" if obj.refresh_token else "no refresh token"
         return f"access token set, {refresh}"
+
+    @admin.action(description="Refresh now", permissions=["refresh"])
+    def refresh_now(self, request, queryset):
+        from .tasks import refresh_credential_task
+
+        active = queryset.filter(status=OAuthCredential.Status.ACTIVE)
+        ids = list(active.values_list("pk", flat=True))
+        for credential_id in ids:
+            refresh_credential_task.delay(credential_id, force=True)
+        self.message_user(request, f"Refresh queued for {len(ids)} credential(s).")
+        skipped = queryset.count() - len(ids)
+        if skipped:
+            self.message_user(
+                request,
+                f"{skipped} credential(s) need re-authorization by their user "
+                "and were not refreshed.",
+                messages.WARNING,
+            )
+
+    @admin.action(
+        description="Revoke (at the authorization server, then delete)",
+        permissions=["revoke"],
+    )
+    def revoke(self, request, queryset):
+        from .services import detach_credential
+
+        servers = [credential.server for credential in queryset]
+        for server in servers:
+            # One transaction per server: revocation runs once it commits.
+            with transaction.atomic():
+                detach_credential(
+                    server=server,
+                    actor=request.user,
+                    message="An administrator revoked this connection. "
+                    "Authorize again to connect.",
+                )
+        self.message_user(request, f"Revoked {len(servers)} credential(s).")
 
 
 @admin.register(PendingAuthorization)

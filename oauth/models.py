@@ -103,6 +103,8 @@ class OAuthCredential(models.Model):
     token_type = models.CharField(max_length=40, default="Bearer")
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     issued_at = models.DateTimeField()
+    # When the sweep should refresh (oauth.refresh.due_at); None: never.
+    refresh_due_at = models.DateTimeField(null=True, blank=True)
     scope = models.CharField(max_length=2000, blank=True)
     # The scope this deployment asked for; step-up requests add to it.
     requested_scope = models.CharField(max_length=2000, blank=True)
@@ -126,6 +128,11 @@ class OAuthCredential(models.Model):
 
     class Meta:
         verbose_name = "OAuth credential"
+        indexes = [
+            models.Index(
+                fields=["status", "refresh_due_at"], name="oauth_credential_due"
+            )
+        ]
 
     def __str__(self):
         return f"OAuth for {self.server}"

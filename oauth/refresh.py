@@ -11,18 +11,28 @@ transaction, and the result is saved only while the lease is still ours.
 Code that needs a token *now* (a probe, a tool list) uses the same claim: if
 another process is refreshing, it waits briefly for that result instead of
 starting a second refresh.
+
+Ahead of expiry, a sweep (``oauth.tasks``, run by Celery beat) finds what is
+due with one indexed query on the stored ``refresh_due_at``, reserves those
+rows so another sweep skips them, and hands the ids to workers. Whatever
+runs twice (a beat, a task) costs at most a lost claim, never a second token
+request.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -36,15 +46,11 @@ from .models import OAuthCredential
 logger = logging.getLogger(__name__)
 Kind = AuditEvent.Kind
 
+# Longer than any token request may take (OAUTH_REFRESH_TIMEOUT_SECONDS),
+# so a lease only expires under a refresh that is no longer running.
 LEASE_SECONDS = 60
-# Refresh when this share of the lifetime is left, but never later than
-# MIN_LEAD before expiry (DESIGN.md "Refresh").
-LEAD_SHARE = 0.25
-MIN_LEAD = timedelta(minutes=5)
 # Code that needs a token now treats it as expired this much early.
 USE_SKEW = timedelta(seconds=60)
-BACKOFF_BASE_SECONDS = 30
-BACKOFF_MAX_SECONDS = 3600
 WAIT_FOR_OTHER_REFRESH_SECONDS = 10.0
 
 
@@ -71,24 +77,59 @@ class RefreshResult:
     error: str = ""
 
 
-def refresh_due_at(credential: OAuthCredential) -> datetime | None:
-    """When the sweep should refresh: a share of the lifetime before expiry,
-    at least MIN_LEAD ahead. None for tokens that never expire."""
-    if credential.expires_at is None:
+def due_at(*, issued_at: datetime, expires_at: datetime | None) -> datetime | None:
+    """When the sweep should refresh a token: a share of its lifetime before
+    expiry, at least the minimum lead ahead (DESIGN.md "Refresh"). None for
+    tokens that never expire: those are refreshed only on a 401."""
+    if expires_at is None:
         return None
-    lifetime = credential.expires_at - credential.issued_at
-    lead = max(lifetime * LEAD_SHARE, MIN_LEAD)
-    return credential.expires_at - lead
+    lead = max(
+        (expires_at - issued_at) * settings.OAUTH_REFRESH_LEAD_SHARE,
+        timedelta(seconds=settings.OAUTH_REFRESH_MIN_LEAD_SECONDS),
+    )
+    return expires_at - lead
+
+
+def refresh_due_at(credential: OAuthCredential) -> datetime | None:
+    """``due_at`` for a stored credential, from its issue and expiry times."""
+    return due_at(issued_at=credential.issued_at, expires_at=credential.expires_at)
 
 
 def backoff_seconds(attempts: int, *, rng: random.Random | None = None) -> float:
-    """Exponential backoff with full jitter, capped."""
+    """Exponential backoff with equal jitter, capped: retries of many
+    credentials that failed together spread out instead of arriving at
+    the authorization server in step."""
     rng = rng or random
-    ceiling = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0))
+    ceiling = min(
+        settings.OAUTH_REFRESH_BACKOFF_MAX_SECONDS,
+        settings.OAUTH_REFRESH_BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0),
+    )
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
+def _is_due(credential: OAuthCredential, now: datetime) -> bool:
+    if credential.next_attempt_at is not None and credential.next_attempt_at > now:
+        return False  # backing off after a failure
+    # The stored time is what the sweep selected on; the computed one covers
+    # rows whose expiry was written without it. Either being reached is due,
+    # so a sweep never keeps selecting a row its task then calls "not due".
+    times = [t for t in (credential.refresh_due_at, refresh_due_at(credential)) if t]
+    return bool(times) and min(times) <= now
+
+
 # -- the lease --------------------------------------------------------------------
+
+# A sweep marks what it queued with a reservation (a lease owned by
+# "queued:<sweep>") so other sweeps leave those rows alone while their tasks
+# wait in the broker. Unlike a lease it does not stop a refresh: the task, or
+# code that needs a token now, takes it over. If the task is lost, the
+# reservation lapses and a later sweep queues the credential again.
+QUEUED = "queued:"
+QUEUED_SECONDS = 120
+
+
+def _unleased(now: datetime) -> Q:
+    return Q(lease_until__isnull=True) | Q(lease_until__lt=now)
 
 
 def claim(credential_id: int, *, now: datetime) -> str | None:
@@ -96,7 +137,7 @@ def claim(credential_id: int, *, now: datetime) -> str | None:
     lease = uuid.uuid4().hex
     won = (
         OAuthCredential.objects.filter(pk=credential_id)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .filter(_unleased(now) | Q(lease_owner__startswith=QUEUED))
         .update(lease_until=now + timedelta(seconds=LEASE_SECONDS), lease_owner=lease)
     )
     return lease if won else None
@@ -109,6 +150,86 @@ def release(credential_id: int, lease: str, **changes) -> bool:
             lease_until=None, lease_owner="", **changes
         )
     )
+
+
+def reserve(ids: list[int], *, now: datetime) -> list[int]:
+    """Reserve those of ``ids`` that are still due and free for one sweep;
+    return them, in the order given. Of two sweeps racing, each gets its own
+    share (the UPDATE is a compare-and-set like ``claim``)."""
+    reservation = QUEUED + uuid.uuid4().hex
+    due_credentials(now).filter(pk__in=ids).update(
+        lease_until=now + timedelta(seconds=QUEUED_SECONDS), lease_owner=reservation
+    )
+    got = set(
+        OAuthCredential.objects.filter(pk__in=ids, lease_owner=reservation).values_list(
+            "pk", flat=True
+        )
+    )
+    return [pk for pk in ids if pk in got]
+
+
+# -- the sweep --------------------------------------------------------------------
+
+
+def due_credentials(now: datetime):
+    """The sweep's one query: active, refreshable, due, not leased or queued,
+    not backing off; most urgent first. Served by the (status,
+    refresh_due_at) index. ``refresh_token`` is encrypted: only ``isnull``."""
+    return (
+        OAuthCredential.objects.filter(
+            status=OAuthCredential.Status.ACTIVE,
+            refresh_due_at__lte=now,
+            refresh_token__isnull=False,
+        )
+        .filter(_unleased(now))
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .order_by("refresh_due_at")
+    )
+
+
+def schedule_unscheduled() -> int:
+    """Give a due time to credentials stored without one.
+
+    Whatever writes a token should store ``refresh_due_at`` with it; this
+    catches rows that were written without (so the sweep would never see
+    them), through the same index. Each row is set only while still unset
+    for the same expiry, so a refresh saving meanwhile wins.
+    """
+    rows = OAuthCredential.objects.filter(
+        status=OAuthCredential.Status.ACTIVE,
+        refresh_due_at__isnull=True,
+        expires_at__isnull=False,
+        refresh_token__isnull=False,
+    ).values_list("pk", "issued_at", "expires_at")
+    fixed = 0
+    for pk, issued_at, expires_at in list(rows):
+        fixed += OAuthCredential.objects.filter(
+            pk=pk, refresh_due_at__isnull=True, expires_at=expires_at
+        ).update(refresh_due_at=due_at(issued_at=issued_at, expires_at=expires_at))
+    return fixed
+
+
+def sweep(
+    *,
+    enqueue: Callable[[list[int]], object],
+    now: datetime | None = None,
+    batch_size: int | None = None,
+) -> int:
+    """Reserve every due credential and hand the ids to ``enqueue`` batch by
+    batch; return how many. A second sweep (a second beat) finds them
+    reserved; should an id still be handed out twice, the second refresh
+    loses the claim or finds the token fresh: never a second token request."""
+    now = now or timezone.now()
+    schedule_unscheduled()
+    ids = list(due_credentials(now).values_list("pk", flat=True))
+    size = batch_size or settings.OAUTH_REFRESH_BATCH_SIZE
+    queued = 0
+    for start in range(0, len(ids), size):
+        reserved = reserve(ids[start : start + size], now=now)
+        if reserved:
+            enqueue(reserved)
+            queued += len(reserved)
+    return queued
 
 
 # -- refreshing -------------------------------------------------------------------
@@ -128,14 +249,15 @@ def refresh_credential(
         return RefreshResult("busy")
     credential = (
         OAuthCredential.objects.select_related("registration", "server")
+        # Not needed here; a server's tool list can be large.
+        .defer("access_token", "server__tools", "server__auth_challenge")
         .filter(pk=credential_id)
         .first()
     )
     if credential is None:
         return RefreshResult("not_due")
-    due = refresh_due_at(credential)
     if credential.status != OAuthCredential.Status.ACTIVE or not (
-        force or (due is not None and due <= now)
+        force or _is_due(credential, now)
     ):
         release(credential_id, lease)
         return RefreshResult("not_due")
@@ -143,7 +265,7 @@ def refresh_credential(
         return _needs_reauthorization(credential, lease, "no refresh token")
     try:
         tokens = oauth.refresh(
-            http or outbound.make_client(),
+            http or token_client(),
             token_endpoint=credential.token_endpoint,
             client=_client(credential),
             refresh_token=credential.refresh_token,
@@ -154,19 +276,21 @@ def refresh_credential(
         return _needs_reauthorization(credential, lease, exc.error or "invalid_grant")
     except (oauth.OAuthError, httpx.HTTPError) as exc:
         return _retry_later(credential, lease, exc, now=now)
+    issued_at = timezone.now()
     saved = release(
         credential_id,
         lease,
         access_token=tokens.access_token,
         refresh_token=tokens.refresh_token,
         expires_at=tokens.expires_at,
-        issued_at=timezone.now(),
+        issued_at=issued_at,
+        refresh_due_at=due_at(issued_at=issued_at, expires_at=tokens.expires_at),
         scope=tokens.scope or credential.scope,
         token_type=tokens.token_type or "Bearer",
         attempts=0,
         next_attempt_at=None,
         last_error="",
-        last_refreshed_at=timezone.now(),
+        last_refreshed_at=issued_at,
     )
     if not saved:
         # The lease expired mid-request and someone else took over; their
@@ -177,6 +301,39 @@ def refresh_credential(
         return RefreshResult("busy")
     record(Kind.REFRESH_OK, server=credential.server)
     return RefreshResult("refreshed")
+
+
+_shared_client: tuple[tuple, httpx.Client] | None = None
+_shared_client_lock = threading.Lock()
+
+
+def token_client() -> httpx.Client:
+    """The guarded client for token requests: one per process, reused.
+
+    Building a client loads the CA bundle (about 50 ms, more than a whole
+    refresh costs), and reuse keeps connections to token endpoints open.
+    Keyed on the process, because a forked worker must not share its
+    parent's sockets, and on what shapes the client, so a changed setting or
+    a substituted factory (tests) gets a fresh one.
+    """
+    global _shared_client
+    timeout = settings.OAUTH_REFRESH_TIMEOUT_SECONDS
+    key = (
+        os.getpid(),
+        outbound.make_client,
+        settings.OUTBOUND_ALLOW_PRIVATE_NETWORKS,
+        timeout,
+    )
+    with _shared_client_lock:
+        if _shared_client is None or _shared_client[0] != key:
+            defaults = outbound.policy_from_settings()
+            client = outbound.make_client(
+                connect_timeout=min(defaults.connect_timeout, timeout),
+                read_timeout=min(defaults.read_timeout, timeout),
+                total_timeout=min(defaults.total_timeout, timeout),
+            )
+            _shared_client = (key, client)
+        return _shared_client[1]
 
 
 def _client(credential: OAuthCredential) -> oauth.ClientRegistration:
