@@ -33,6 +33,7 @@ from servers.audit import record
 from servers.models import AuditEvent, McpServer
 
 from .models import ClientRegistration, OAuthCredential, PendingAuthorization
+from .refresh import due_at as refresh_due
 
 logger = logging.getLogger(__name__)
 Kind = AuditEvent.Kind
@@ -472,6 +473,7 @@ def store_credential(
             token_type=tokens.token_type or "Bearer",
             expires_at=tokens.expires_at,
             issued_at=now,
+            refresh_due_at=refresh_due(issued_at=now, expires_at=tokens.expires_at),
             scope=tokens.scope or pending.scope,
             requested_scope=pending.scope,
             issuer=pending.issuer,
@@ -561,7 +563,7 @@ def detach_credential(
     revocable = _revocable(credential)
     credential.delete()
     McpServer.objects.filter(pk=server.pk).update(
-        status=McpServer.Status.NEEDS_AUTHORIZATION, status_message=message
+        status=McpServer.Status.NEEDS_AUTHORIZATION, status_message=message, tools=[]
     )
     record(
         Kind.REVOKED,

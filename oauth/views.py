@@ -58,7 +58,9 @@ def callback(request):
         message = getattr(exc, "message", None) or outbound.describe(exc)
         if isinstance(exc, oauth.AuthorizationDenied):
             messages.warning(
-                request, "Authorization was declined. Nothing was changed."
+                request,
+                "Authorization was declined. The server is saved but not connected; "
+                "authorize it from its card when you are ready.",
             )
         else:
             messages.error(request, f"Authorization failed: {message}")
@@ -80,7 +82,9 @@ def disconnect(request, pk):
     server = get_object_or_404(servers_owned_by(request.user), pk=pk)
     if services.disconnect(server=server, actor=request.user):
         messages.success(
-            request, f"Disconnected “{server.name}” and revoked its tokens."
+            request,
+            f"Disconnected “{server.name}”. Its tokens were deleted here and "
+            "revocation was requested from the authorization server.",
         )
     return redirect("servers:list")
 

@@ -32,7 +32,7 @@ def check_server(server: McpServer, *, http: httpx.Client | None = None) -> McpS
         return _save(server, Status.NEEDS_AUTHORIZATION, exc.message)
     except TokenUnavailable as exc:
         return _save(server, Status.ERROR, exc.message)
-    return _save_result(server, result)
+    return _save_result(server, result, http)
 
 
 def _probe_with_credential(server: McpServer, http: httpx.Client) -> ProbeResult:
@@ -59,7 +59,9 @@ def _probe_with_credential(server: McpServer, http: httpx.Client) -> ProbeResult
     )
 
 
-def _save_result(server: McpServer, result: ProbeResult) -> McpServer:
+def _save_result(
+    server: McpServer, result: ProbeResult, http: httpx.Client
+) -> McpServer:
     if result.ok:
         tools = [
             {"name": t.name, "title": t.title or "", "description": t.description or ""}
@@ -67,9 +69,9 @@ def _save_result(server: McpServer, result: ProbeResult) -> McpServer:
         ]
         count = len(result.tools)
         noun = "tool" if count == 1 else "tools"
-        return _save(server, Status.CONNECTED, f"Connected: {count} {noun}.", tools)
+        return _save(server, Status.CONNECTED, f"{count} {noun} available.", tools)
     if result.outcome in (ProbeOutcome.AUTH_REQUIRED, ProbeOutcome.FORBIDDEN):
-        return _save_auth_failure(server, result)
+        return _save_auth_failure(server, result, http)
     if result.outcome is ProbeOutcome.NOT_MCP:
         return _save(server, Status.NOT_MCP, result.message)
     if result.outcome in (ProbeOutcome.SERVER_ERROR, ProbeOutcome.PROTOCOL_ERROR):
@@ -78,7 +80,9 @@ def _save_result(server: McpServer, result: ProbeResult) -> McpServer:
     return _save(server, Status.UNREACHABLE, message)
 
 
-def _save_auth_failure(server: McpServer, result: ProbeResult) -> McpServer:
+def _save_auth_failure(
+    server: McpServer, result: ProbeResult, http: httpx.Client
+) -> McpServer:
     from oauth.services import save_challenge
 
     challenge = oauth.bearer_challenge(list(result.www_authenticate))
@@ -99,10 +103,19 @@ def _save_auth_failure(server: McpServer, result: ProbeResult) -> McpServer:
         return _save(server, Status.NEEDS_AUTHORIZATION, message)
     if result.outcome is ProbeOutcome.FORBIDDEN:
         return _save(server, Status.ERROR, "The server refused access (HTTP 403).")
+    from .probing import Outcome, classify_authorization
+
+    report = classify_authorization(http, server.url, challenge)
+    if report.outcome == Outcome.OAUTH_AVAILABLE:
+        return _save(
+            server,
+            Status.NEEDS_AUTHORIZATION,
+            "This server signs in with OAuth. Authorize to connect.",
+        )
     return _save(
         server,
-        Status.NEEDS_AUTHORIZATION,
-        "The server requires authentication. Authorize it or add a token.",
+        Status.TOKEN_ONLY,
+        "This server needs a token. Add a personal access token or API key.",
     )
 
 

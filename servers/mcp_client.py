@@ -512,6 +512,7 @@ class McpSession:
         client_info: tuple[str, str] = (CLIENT_NAME, CLIENT_VERSION),
         timeout: float = DEFAULT_TIMEOUT,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        total_timeout: float | None = None,
     ) -> None:
         if transport not in _TRANSPORTS:
             raise ValueError(f"transport must be one of {', '.join(_TRANSPORTS)}")
@@ -537,6 +538,11 @@ class McpSession:
         self._stateless = stateless
         self._client_info = {"name": client_info[0], "version": client_info[1]}
         self._timeout = timeout
+        # ``timeout`` bounds each exchange; ``total_timeout`` the whole session,
+        # so a slow server cannot stretch a probe over many requests.
+        self._session_end = (
+            time.monotonic() + total_timeout if total_timeout is not None else None
+        )
         self._max_bytes = max_response_bytes
 
         self._ids = itertools.count(1)
@@ -767,10 +773,17 @@ class McpSession:
         sent["_meta"] = meta
         return sent
 
+    def _deadline(self) -> _Deadline:
+        """The time one exchange may take, within what the session has left."""
+        seconds = self._timeout
+        if self._session_end is not None:
+            seconds = min(seconds, max(self._session_end - time.monotonic(), 0.001))
+        return _Deadline(seconds)
+
     def _exchange(
         self, message: dict, *, method: str, name: str | None = None
     ) -> dict | None:
-        deadline = _Deadline(self._timeout)
+        deadline = self._deadline()
         budget = _Budget(self._max_bytes)
         if self._transport == "sse":
             assert self._legacy is not None
@@ -1082,7 +1095,7 @@ class _LegacyChannel:
 
     def open(self) -> None:
         session = self._session
-        deadline = _Deadline(session._timeout)
+        deadline = session._deadline()
         budget = _Budget(session._max_bytes)
         try:
             response = self._stack.enter_context(
@@ -1214,6 +1227,7 @@ def probe(
     timeout: float = DEFAULT_TIMEOUT,
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     client_info: tuple[str, str] = (CLIENT_NAME, CLIENT_VERSION),
+    total_timeout: float | None = None,
 ) -> ProbeResult:
     """Connect, list the tools, close; classify any failure.
 
@@ -1231,6 +1245,7 @@ def probe(
             client_info=client_info,
             timeout=timeout,
             max_response_bytes=max_response_bytes,
+            total_timeout=total_timeout,
         ) as session:
             server = _probe_server_info(session)
             tools = session.list_tools()

@@ -79,6 +79,25 @@ class McpServer(models.Model):
         return reverse("servers:edit", args=[self.pk])
 
     @property
+    def next_action(self) -> str | None:
+        """The one action a card offers for this state (seed §6.3, with the
+        token-only and silent-error gaps of §10.3 closed). Needs the
+        annotations of ``servers_owned_by``."""
+        Status = self.Status
+        authorized = getattr(self, "oauth_issuer", None) is not None
+        if self.status == Status.NEEDS_AUTHORIZATION:
+            return "reauthorize" if authorized else "authorize"
+        if self.status == Status.TOKEN_ONLY:
+            return "add_token"
+        if self.status == Status.TOKEN_REJECTED:
+            return "update_token"
+        if self.status in (Status.UNREACHABLE, Status.NOT_MCP, Status.ERROR):
+            return "retry"
+        if self.status == Status.UNKNOWN:
+            return "check"
+        return None
+
+    @property
     def has_static_token(self) -> bool:
         # Reads the reverse one-to-one without decrypting anything.
         return StaticToken.objects.filter(server_id=self.pk).exists()

@@ -406,11 +406,24 @@ def _first_valid(
     raise DiscoveryError(f"{not_found} Tried: {tried}.", attempts=tuple(attempts))
 
 
+def _no_response(exc: httpx.HTTPError) -> str:
+    """Words for a failed request. A guarded client's errors carry their own
+    sentence (``message``); plain httpx errors get a short phrase."""
+    message = getattr(exc, "message", None)
+    if isinstance(message, str) and message:
+        return message.rstrip(".")
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection failed"
+    return "no response"
+
+
 def _get_json(http: httpx.Client, url: str) -> tuple[Mapping[str, Any] | None, str]:
     try:
         response = http.get(url, headers={"Accept": "application/json"})
     except httpx.HTTPError as exc:
-        return None, f"no response: {type(exc).__name__}"
+        return None, _no_response(exc)
     if not response.is_success:
         return None, f"HTTP {response.status_code}"
     try:

@@ -528,7 +528,7 @@ def test_declined_consent_is_reported_and_stores_nothing(
         detail__error="access_denied",
     ).exists()
     page = signed_in.get(reverse("servers:list")).content.decode()
-    assert "Authorization was declined. Nothing was changed." in page
+    assert "Authorization was declined. The server is saved but not connected" in page
 
 
 # --- 7. a token that expired is refreshed when used -----------------------------

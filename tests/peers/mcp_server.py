@@ -120,10 +120,10 @@ def build_app(*, require_token: str | None, delay: float, tools: int, page_size:
         asgi = _RequireToken(asgi, require_token)
     if delay > 0:
         asgi = _Delay(asgi, delay)
-    return _Health(asgi)
+    return HealthCheck(asgi)
 
 
-class _Health:
+class HealthCheck:
     """ASGI middleware: ``GET /healthz`` answers at once (no token, no delay)."""
 
     def __init__(self, app) -> None:

@@ -28,8 +28,9 @@ import argparse
 import asyncio
 import socket
 
+from tests.peers.mcp_server import HealthCheck
+
 URL_LINE_PREFIX = "MCP_PEER_URL "
-HEALTH_PATH = "/healthz"
 JWT_ALGORITHMS = ["RS256", "PS256", "ES256", "EdDSA"]
 
 
@@ -104,27 +105,7 @@ def build_app(*, issuer: str, resource: str, scope: str):
         }
 
     app = server.streamable_http_app(streamable_http_path="/mcp", host="127.0.0.1")
-    return _Health(app)
-
-
-class _Health:
-    """ASGI middleware: ``GET /healthz`` answers at once, without a token."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["path"] == HEALTH_PATH:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [(b"content-type", b"text/plain")],
-                }
-            )
-            await send({"type": "http.response.body", "body": b"ok"})
-            return
-        await self.app(scope, receive, send)
+    return HealthCheck(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -62,7 +62,7 @@ def test_connected_keeps_the_tools(world, user):
     check_server(server)
     assert server.status == McpServer.Status.CONNECTED
     assert server.tools == [{"name": "echo", "title": "", "description": ""}]
-    assert server.status_message == "Connected: 1 tool."
+    assert server.status_message == "1 tool available."
 
 
 def test_a_401_with_oauth_refreshes_once_and_retries(world, user):

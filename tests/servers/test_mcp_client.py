@@ -1028,3 +1028,38 @@ def test_module_does_not_import_django():
     )
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
+
+
+def test_total_timeout_bounds_the_whole_session_not_each_request():
+    """A server answering every request slowly cannot stretch a probe: the
+    session's total deadline caps the sum of all exchanges."""
+    import time as _time
+
+    seen = []
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        _time.sleep(0.3)
+        message = json.loads(request.content)
+        if "id" not in message:
+            return httpx.Response(202)
+        result = {
+            "initialize": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "slow", "version": "1"},
+            },
+            "tools/list": {
+                "tools": [{"name": "t", "inputSchema": {}}],
+                "nextCursor": "x",
+            },
+        }.get(message["method"], {})
+        return httpx.Response(
+            200, json={"jsonrpc": "2.0", "id": message["id"], "result": result}
+        )
+
+    http = httpx.Client(transport=httpx.MockTransport(slow))
+    result = probe(http, URL, timeout=5.0, total_timeout=1.0)
+    assert result.outcome is ProbeOutcome.TIMEOUT
+    # Without the total deadline it would page through all 50 pages.
+    assert len(seen) <= 5

@@ -121,6 +121,7 @@ def test_toggle_and_delete(auth_client, server_factory):
         ("servers:edit", "get"),
         ("servers:edit", "post"),
         ("servers:toggle", "post"),
+        ("servers:check", "post"),
         ("servers:delete", "get"),
         ("servers:delete", "post"),
     ],
@@ -145,7 +146,12 @@ def test_every_url_that_takes_a_server_id_is_covered_by_the_isolation_test():
     with_pk = {
         f"servers:{p.name}" for p in urls.urlpatterns if "<uuid:pk>" in str(p.pattern)
     }
-    assert with_pk == {"servers:edit", "servers:toggle", "servers:delete"}
+    assert with_pk == {
+        "servers:edit",
+        "servers:toggle",
+        "servers:delete",
+        "servers:check",
+    }
 
 
 def test_posts_require_csrf(client, user, server_factory):
