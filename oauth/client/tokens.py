@@ -221,17 +221,29 @@ def revoke(
     _raise_error(response, secrets=_secrets(request, client))
 
 
+# Failures that may pass: worth a retry later.
+_TRANSIENT = (
+    httpx.TimeoutException,
+    httpx.ConnectError,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
+
+
 def _post(http: httpx.Client, request: TokenRequest) -> httpx.Response:
     try:
         return http.post(request.url, data=request.data, headers=request.headers)
-    except httpx.TransportError as exc:
-        raise TransientTokenError(
-            f"The authorization server could not be reached ({type(exc).__name__})."
-        ) from exc
     except httpx.HTTPError as exc:
-        raise TokenError(
-            f"The request to the authorization server failed ({type(exc).__name__})."
-        ) from exc
+        # A guarded client's errors carry a sentence meant for people.
+        detail = getattr(exc, "message", None) or "no response"
+        if isinstance(exc, _TRANSIENT):
+            raise TransientTokenError(
+                f"The authorization server could not be reached: {detail}"
+            ) from exc
+        # Refused by policy (a blocked address, plain http) or a broken
+        # request: retrying cannot help.
+        raise TokenError(f"The token request was not sent: {detail}") from exc
 
 
 def _secrets(request: TokenRequest, client: ClientRegistration) -> tuple[str, ...]:

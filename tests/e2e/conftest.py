@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.prerequisites import skip_or_fail
+
 # Playwright's sync API runs an event loop in the test thread, which makes
 # Django refuse ORM calls there ("SynchronousOnlyOperation") although the
 # test thread never runs async code of its own.
@@ -42,13 +44,6 @@ CHROMIUM_ARGS = [
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
 PASSWORD = "correct horse battery staple"
-
-
-def skip_or_fail(message: str) -> None:
-    """Skip locally; in CI a missing prerequisite is a failure."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ and, to prove a token dead, presenting it at the token endpoint.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -37,10 +36,10 @@ from servers.mcp_client import AuthRequired, McpSession
 from servers.models import AuditEvent, McpServer
 from tests.peers.oauth_peers import (
     AuthServer,
-    node_available,
     start_authorization_server,
     start_protected_mcp_server,
 )
+from tests.prerequisites import require_node_peers
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
@@ -52,11 +51,7 @@ DECLINED = "Authorization was declined. Authorize again to connect."
 
 @pytest.fixture(scope="module", autouse=True)
 def _require_node():
-    if not node_available():
-        message = "tests/node/node_modules is missing (run `npm ci` in tests/node)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_node_peers()
 
 
 @pytest.fixture(scope="module")

@@ -30,14 +30,13 @@ from oauth.models import OAuthCredential, PendingAuthorization
 from servers import services
 from servers.checks import check_server
 from servers.models import McpServer
-from tests.e2e.conftest import skip_or_fail
 from tests.peers.mcp_server import start_mcp_server
 from tests.peers.oauth_peers import (
     AuthServer,
-    node_available,
     start_authorization_server,
     start_protected_mcp_server,
 )
+from tests.prerequisites import require_node_peers
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -80,8 +79,7 @@ def token_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def node_peers() -> None:
-    if not node_available():
-        skip_or_fail("tests/node/node_modules is missing (run `npm ci` in tests/node)")
+    require_node_peers()
 
 
 @pytest.fixture(scope="module")

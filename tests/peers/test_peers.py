@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import secrets
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
@@ -42,10 +41,10 @@ import jwt
 import pytest
 
 from tests.peers.oauth_peers import (
-    node_available,
     start_authorization_server,
     start_protected_mcp_server,
 )
+from tests.prerequisites import require_node_peers
 
 pytestmark = pytest.mark.slow
 
@@ -56,11 +55,7 @@ MCP_ACCEPT = "application/json, text/event-stream"
 
 @pytest.fixture(scope="module", autouse=True)
 def _require_node():
-    if not node_available():
-        message = "tests/node/node_modules is missing (run `npm ci` in tests/node)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_node_peers()
 
 
 @pytest.fixture(scope="module")
