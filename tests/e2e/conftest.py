@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.prerequisites import skip_or_fail
+from tests.prerequisites import require_node_peers, skip_or_fail
 
 # Playwright's sync API runs an event loop in the test thread, which makes
 # Django refuse ORM calls there ("SynchronousOnlyOperation") although the
@@ -98,3 +98,29 @@ def screenshot() -> Callable:
         return path
 
     return take
+
+
+# -- real peers shared by the e2e modules (one per module) -----------------------
+
+
+@pytest.fixture(scope="module")
+def require_node() -> None:
+    require_node_peers()
+
+
+@pytest.fixture(scope="module")
+def form_auth_server(require_node):
+    """oidc-provider with its real login and consent pages."""
+    from tests.peers.oauth_peers import start_authorization_server
+
+    with start_authorization_server(interactive="form") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def form_mcp_url(form_auth_server):
+    """An official mcp SDK server protected by ``form_auth_server``."""
+    from tests.peers.oauth_peers import start_protected_mcp_server
+
+    with start_protected_mcp_server(form_auth_server.issuer) as url:
+        yield url

@@ -470,18 +470,6 @@ def test_reauthorization_in_the_same_as_session_keeps_the_new_credential(
 # --- 6. declined consent (login and consent forms) ------------------------------
 
 
-@pytest.fixture(scope="module")
-def form_auth_server() -> Iterator[AuthServer]:
-    with start_authorization_server(interactive="form") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def form_mcp_url(form_auth_server) -> Iterator[str]:
-    with start_protected_mcp_server(form_auth_server.issuer) as url:
-        yield url
-
-
 def test_declined_consent_is_reported_and_stores_nothing(
     signed_in, browser, user, form_auth_server, form_mcp_url
 ):

@@ -36,7 +36,6 @@ from tests.peers.oauth_peers import (
     start_authorization_server,
     start_protected_mcp_server,
 )
-from tests.prerequisites import require_node_peers
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -74,23 +73,6 @@ def token_url() -> Iterator[str]:
     """401 with a bare ``WWW-Authenticate: Bearer`` (and no OAuth metadata
     anywhere) unless the token is ``right``."""
     with start_mcp_server(require_token="right") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def node_peers() -> None:
-    require_node_peers()
-
-
-@pytest.fixture(scope="module")
-def auth_server(node_peers) -> Iterator[AuthServer]:
-    with start_authorization_server(interactive="form") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def protected_url(auth_server) -> Iterator[str]:
-    with start_protected_mcp_server(auth_server.issuer) as url:
         yield url
 
 
@@ -473,8 +455,8 @@ def test_probe_outcome_words(
         settings.OUTBOUND_ALLOW_PRIVATE_NETWORKS = "false"  # as in production
         words = ["Check the input", "Use https://."]
     else:
-        url = request.getfixturevalue("protected_url")
-        issuer = request.getfixturevalue("auth_server").issuer
+        url = request.getfixturevalue("form_mcp_url")
+        issuer = request.getfixturevalue("form_auth_server").issuer
         words = [
             "Authorization required",
             f"This server signs in with OAuth at {issuer}. Add it and authorize "
@@ -500,13 +482,13 @@ def test_probe_outcome_words(
 # --- 5, 6. Add & Authorize with the real authorization server ------------------------
 
 
-def add_and_authorize(page: Page, url: str, auth_server: AuthServer) -> None:
+def add_and_authorize(page: Page, url: str, form_auth_server: AuthServer) -> None:
     """From the settings page to the AS's consent page, signing in there."""
     dialog = Dialog(page).open()
     dialog.url.fill(url)
     dialog.expect_outcome("oauth_available")
     dialog.primary.click()
-    page.wait_for_url(f"{auth_server.issuer}/interaction/**")
+    page.wait_for_url(f"{form_auth_server.issuer}/interaction/**")
     page.fill("#username", "test-user")
     page.fill("#password", "test-password")
     page.click("#login")
@@ -514,11 +496,11 @@ def add_and_authorize(page: Page, url: str, auth_server: AuthServer) -> None:
 
 
 def test_add_and_authorize_round_trip(
-    page, sign_in, app_url, auth_server, protected_url, screenshot
+    page, sign_in, app_url, form_auth_server, form_mcp_url, screenshot
 ):
     user = sign_in(page)
-    add_and_authorize(page, protected_url, auth_server)
-    expect(page.locator("#resources")).to_contain_text(protected_url)
+    add_and_authorize(page, form_mcp_url, form_auth_server)
+    expect(page.locator("#resources")).to_contain_text(form_mcp_url)
     screenshot(page, "08-as-consent")
 
     page.click("#allow")
@@ -527,7 +509,7 @@ def test_add_and_authorize_round_trip(
     (server,) = servers_of(user)
     assert server.auth_kind == McpServer.AuthKind.OAUTH
     assert server.status == McpServer.Status.CONNECTED, server.status_message
-    assert OAuthCredential.objects.get(server=server).issuer == auth_server.issuer
+    assert OAuthCredential.objects.get(server=server).issuer == form_auth_server.issuer
     assert not PendingAuthorization.objects.exists()
     expect(page.locator("ul.messages .message")).to_have_class("message success")
     expect_message(page, f"“{server.name}” is authorized and connected.")
@@ -536,16 +518,17 @@ def test_add_and_authorize_round_trip(
         "Connected · 2 tools available."
     )
     expect(card(page, server).locator(".badge")).to_have_text("OAuth")
-    expect(card(page, server).locator(".facts")).to_contain_text(auth_server.issuer)
+    facts = card(page, server).locator(".facts")
+    expect(facts).to_contain_text(form_auth_server.issuer)
     expect_card_tools(page, server, PROTECTED_TOOLS)
     screenshot(page, "09-card-oauth-connected")
 
 
 def test_declined_consent_leaves_a_card_to_authorize(
-    page, sign_in, app_url, auth_server, protected_url, screenshot
+    page, sign_in, app_url, form_auth_server, form_mcp_url, screenshot
 ):
     user = sign_in(page)
-    add_and_authorize(page, protected_url, auth_server)
+    add_and_authorize(page, form_mcp_url, form_auth_server)
 
     page.click("#deny")
 
@@ -608,7 +591,7 @@ def test_a_double_submission_adds_one_server(page, sign_in, open_url, gesture):
 
 
 def test_authorize_failing_before_the_redirect_adds_nothing(
-    page, sign_in, app_url, node_peers, screenshot
+    page, sign_in, app_url, require_node, screenshot
 ):
     user = sign_in(page)
     with (
@@ -645,10 +628,10 @@ def test_authorize_failing_before_the_redirect_adds_nothing(
 
 
 def test_reauthorize_disconnect_and_delete(
-    page, sign_in, app_url, auth_server, protected_url, screenshot
+    page, sign_in, app_url, form_auth_server, form_mcp_url, screenshot
 ):
     user = sign_in(page)
-    add_and_authorize(page, protected_url, auth_server)
+    add_and_authorize(page, form_mcp_url, form_auth_server)
     page.click("#allow")
     page.wait_for_url(f"{app_url}/servers/")
     (server,) = servers_of(user)
@@ -667,7 +650,7 @@ def test_reauthorize_disconnect_and_delete(
         card(page, server).get_by_role("button", name="Re-authorize").click()
 
     assert callback.value.status == 302
-    assert any(url.startswith(f"{auth_server.issuer}/auth?") for url in requests)
+    assert any(url.startswith(f"{form_auth_server.issuer}/auth?") for url in requests)
     second = OAuthCredential.objects.get(server=server)
     assert second.pk != first.pk and second.access_token != first.access_token
     server.refresh_from_db()
@@ -732,7 +715,7 @@ def test_keyboard_only(page, sign_in, open_url):
 
 
 def test_cards_in_each_state(
-    page, sign_in, app_url, open_url, token_url, closed_url, protected_url, screenshot
+    page, sign_in, app_url, open_url, token_url, closed_url, form_mcp_url, screenshot
 ):
     user = sign_in(page)
     # name: (url, token, status, status words, the card's primary action)
@@ -746,7 +729,7 @@ def test_cards_in_each_state(
             "Token rejected",
             "Update token",
         ),
-        "oauth": (protected_url, "", "needs_authorization", "Needs auth", "Authorize"),
+        "oauth": (form_mcp_url, "", "needs_authorization", "Needs auth", "Authorize"),
         "gone": (closed_url, "", "unreachable", "Unreachable", "Retry"),
         "web-page": (f"{app_url}/mcp", "", "not_mcp", "Not an MCP endpoint", "Retry"),
     }
