@@ -6,7 +6,10 @@ from pathlib import Path
 from celery import Celery
 from celery.signals import worker_init
 
+from . import filesystem_broker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mcpsettings.settings")
+filesystem_broker.install()
 
 app = Celery("mcpsettings")
 app.config_from_object("django.conf:settings", namespace="CELERY")
