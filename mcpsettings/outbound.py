@@ -59,6 +59,7 @@ __all__ = (
     "describe",
     "make_client",
     "make_transport",
+    "plain_http_allowed",
     "policy_from_settings",
 )
 
@@ -544,29 +545,38 @@ def _check_url(url: httpx.URL, policy: OutboundPolicy) -> None:
             f"Only https URLs are allowed (got a {url.scheme or 'scheme-less'} "
             f"URL for {host})."
         )
-    refusal = InsecureScheme(
-        f"Plain http is not allowed for {host}; use https."
-        if policy.allow == "false"
-        else f"Plain http is only allowed for local addresses; use https for {host}."
-    )
-    if policy.allow == "false":
-        raise refusal
+    if not plain_http_allowed(host, policy.allow):
+        raise InsecureScheme(
+            f"Plain http is not allowed for {host}; use https."
+            if policy.allow == "false"
+            else f"Plain http is only allowed for local addresses; use https for "
+            f"{host}."
+        )
+
+
+def plain_http_allowed(host: str, allow: str) -> bool:
+    """Whether ``http://host`` may be used under ``allow``: never on the
+    public internet; for loopback (and, with "true", private networks) in
+    deployments that allow them. The server-URL form asks the same question,
+    so what a person may type and what this client will send agree."""
+    if allow == "false":
+        return False
+    host = host.strip("[]")
     # *.localhost resolves to loopback by RFC 6761; the backend still checks
     # whatever it actually resolves to.
     if _is_localhost_name(host):
-        return
+        return True
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        raise refusal from None
+        return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     local = ip.is_loopback or (
-        policy.allow == "true"
+        allow == "true"
         and any(ip in n for n in _PRIVATE_NETWORKS if n.version == ip.version)
     )
-    if not local or _classify(ip, policy.allow) is not None:
-        raise refusal
+    return local and _classify(ip, allow) is None
 
 
 def _too_large(host: str, limit: int) -> ResponseTooLarge:

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 
+from mcpsettings import outbound
+
 from .models import NAME_MAX_LENGTH, URL_MAX_LENGTH
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -26,25 +28,6 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return ipaddress.ip_address(host)
     except ValueError:
         return None
-
-
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    ip = _ip(host)
-    return bool(ip and ip.is_loopback)
-
-
-def http_allowed(host: str, allow_private: str) -> bool:
-    """Plain http is for this machine (or a private network) in development."""
-    if allow_private == "false":
-        return False
-    if is_loopback_host(host):
-        return True
-    ip = _ip(host)
-    return allow_private == "true" and bool(
-        ip and ip.is_private and not ip.is_link_local
-    )
 
 
 def normalize_server_url(raw: str, *, allow_private: str) -> str:
@@ -77,7 +60,7 @@ def normalize_server_url(raw: str, *, allow_private: str) -> str:
             "Remove the user name and password from the URL; add a token instead.",
             code="userinfo",
         )
-    if scheme == "http" and not http_allowed(host, allow_private):
+    if scheme == "http" and not outbound.plain_http_allowed(host, allow_private):
         raise ValidationError(
             "Use https://. Plain http is only allowed for servers on this "
             "machine in development.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
-from .models import AuditEvent, McpServer, StaticToken
+from .models import McpServer, StaticToken
 
 
 def servers_owned_by(user) -> QuerySet[McpServer]:
@@ -24,9 +24,3 @@ def servers_owned_by(user) -> QuerySet[McpServer]:
         oauth_last_error=Subquery(credential.values("last_error")[:1]),
         oauth_next_attempt_at=Subquery(credential.values("next_attempt_at")[:1]),
     )
-
-
-def recent_events_of(user, *, limit: int = 20) -> QuerySet[AuditEvent]:
-    return AuditEvent.objects.filter(server__owner=user).select_related("server")[
-        :limit
-    ]
